@@ -1,0 +1,1 @@
+"""Beacon's storage: ORM tables, engine/session factory, migrations and query functions."""

@@ -1,0 +1,119 @@
+"""Feed subscriptions and watches (the entities and tickers alert rules look for)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.errors import InputError, NotFound
+from bot.storage.tables import Feed, Watch
+
+_EXCHANGE = re.compile(r"^(?:nyse|nasdaq|amex|lse|tsx|otc|nyse\s*american)\s*:\s*", re.IGNORECASE)
+
+
+def normalize_alias(name: str) -> str:
+    """Case-insensitive key for an entity name or ticker: '$ACME', 'NASDAQ: ACME' → 'acme'."""
+    value = " ".join(name.split()).strip().strip("()")
+    value = _EXCHANGE.sub("", value)
+    value = value.lstrip("$").strip()
+    return value.casefold()
+
+
+def add_watch(*, session: Session, name: str, feed_id: int | None = None, created_by: str | None = None) -> Watch:
+    key = normalize_alias(name)
+    if not key:
+        raise InputError("watch: give an entity name or a ticker, e.g. `Acme Corp` or `$ACME`")
+    if len(key) > 200:
+        raise InputError("watch: names are limited to 200 characters")
+    same_feed = Watch.feed_id.is_(None) if feed_id is None else Watch.feed_id == feed_id
+    existing = session.scalars(select(Watch).where(Watch.normalized == key, same_feed)).first()
+    if existing is not None:
+        return existing
+    watch = Watch(name=name.strip(), normalized=key, feed_id=feed_id, created_by=created_by)
+    try:
+        with session.begin_nested():
+            session.add(watch)
+            session.flush()
+    except IntegrityError:
+        found = session.scalars(select(Watch).where(Watch.normalized == key)).first()
+        if found is None:
+            raise
+        return found
+    return watch
+
+
+def remove_watch(*, session: Session, name: str, feed_id: int | None = None) -> int:
+    """Remove the watch; returns how many rows went. NotFound when none matched."""
+    key = normalize_alias(name)
+    stmt = select(Watch).where(Watch.normalized == key)
+    stmt = stmt.where(Watch.feed_id.is_(None) if feed_id is None else Watch.feed_id == feed_id)
+    rows = list(session.scalars(stmt))
+    if not rows:
+        raise NotFound(f"not watching {name!r}")
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return len(rows)
+
+
+def list_watches(*, session: Session, feed_id: int | None = None, include_global: bool = True) -> list[Watch]:
+    """Global watches, plus those of ``feed_id`` when given."""
+    stmt = select(Watch).order_by(Watch.normalized)
+    if feed_id is None:
+        stmt = stmt.where(Watch.feed_id.is_(None)) if not include_global else stmt
+    else:
+        cond = Watch.feed_id == feed_id
+        stmt = stmt.where(or_(cond, Watch.feed_id.is_(None)) if include_global else cond)
+    return list(session.scalars(stmt))
+
+
+def validate_feed_url(url: str) -> str:
+    url = url.strip().strip("<>").split("|", 1)[0]  # Slack wraps links as <url|label>
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise InputError(f"feed URL must be http(s)://…, got {url!r}")
+    if len(url) > 2048:
+        raise InputError("feed URL longer than 2048 characters")
+    return url
+
+
+def add_feed(
+    *, session: Session, url: str, channel: str, interval_minutes: int = 15, created_by: str | None = None,
+    watches: list[str] | None = None,
+) -> Feed:
+    if interval_minutes < 1:
+        raise InputError("feed interval must be at least 1 minute")
+    if not channel:
+        raise InputError("a feed needs a channel to post alerts to")
+    feed = Feed(url=validate_feed_url(url), channel=channel, interval_minutes=interval_minutes, created_by=created_by)
+    session.add(feed)
+    session.flush()
+    for name in watches or []:
+        add_watch(session=session, name=name, feed_id=feed.id, created_by=created_by)
+    return feed
+
+
+def get_feed(*, session: Session, feed_id: int) -> Feed:
+    feed = session.get(Feed, feed_id)
+    if feed is None or not feed.active:
+        raise NotFound(f"feed {feed_id} does not exist (see `beacon feeds list`)")
+    return feed
+
+
+def list_feeds(*, session: Session, include_inactive: bool = False) -> list[Feed]:
+    stmt = select(Feed).order_by(Feed.id)
+    if not include_inactive:
+        stmt = stmt.where(Feed.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+def remove_feed(*, session: Session, feed_id: int) -> Feed:
+    """Deactivate a feed (its items and predictions stay as history)."""
+    feed = get_feed(session=session, feed_id=feed_id)
+    feed.active = False
+    session.flush()
+    return feed
