@@ -91,8 +91,8 @@ USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 3000
 
-# /healthz is served by the HTTP roles (`serve`, and `run` in HTTP mode) on BEACON_PORT. Roles without
-# an HTTP server (`worker`, `retrain`, Socket Mode) disable this check where they are deployed
+# /healthz is served on BEACON_PORT by `serve` and by `run` in either Slack mode. Roles without an HTTP
+# server (`worker`, `retrain`, `db upgrade`) disable this check where they are deployed
 # (deploy/compose.yaml does). python, not curl: the slim image has no curl.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=180s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('BEACON_PORT', '3000') + '/healthz', timeout=4)"]

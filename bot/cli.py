@@ -108,7 +108,9 @@ for _module in (cli_models, cli_serve, cli_feeds, cli_learn):
 def main() -> None:
     """Console-script entry point: run the CLI and translate errors at the boundary."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
@@ -124,10 +126,9 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # usage errors (typer's bundled click) arrive here in non-standalone mode
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         raise

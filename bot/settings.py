@@ -35,6 +35,7 @@ class Settings(BaseSettings):
         extra="forbid",
         populate_by_name=True,
         case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     # --- Slack -----------------------------------------------------------------------
@@ -208,7 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
                                                           _env_name(name, info.validation_alias))
         for name, info in Settings.model_fields.items()
     }
-    values: dict[str, Any] = {by_env[k.upper()]: v for k, v in env.items() if k.upper() in by_env}
+    values: dict[str, Any] = {by_env[k.upper()]: v for k, v in env.items() if k.upper() in by_env and v != ""}
     try:
         if environ is None:
             return Settings(_env_file=env_file)  # type: ignore[call-arg]

@@ -111,13 +111,8 @@ def _conll_example(words: list[str], tags: list[str], source: str) -> Example:
     for word in words:
         offsets.append((pos, pos + len(word)))
         pos += len(word) + 1
-    return Example(
-        text=" ".join(words),
-        words=list(words),
-        offsets=offsets,
-        tags=list[str | None](iob1_to_iob2(tags)),
-        source=source,
-    )
+    iob2: list[str | None] = list(iob1_to_iob2(tags))
+    return Example(text=" ".join(words), words=list(words), offsets=offsets, tags=iob2, source=source)
 
 
 def read_conll(path: Path, *, spec: str | None = None) -> list[Example]:
@@ -343,9 +338,8 @@ def example_to_record(ex: Example) -> dict[str, Any]:
         record["sentiment"] = ex.sentiment
     if ex.not_sentiment is not None:
         record["not_sentiment"] = ex.not_sentiment
-    not_tags = [
-        {"start": s, "end": e, "tag": t} for (s, e), t in zip(ex.offsets, ex.not_tags, strict=True) if t is not None
-    ]
+    pairs = zip(ex.offsets, ex.not_tags, strict=True) if ex.not_tags else ()
+    not_tags = [{"start": s, "end": e, "tag": t} for (s, e), t in pairs if t is not None]
     if not_tags:
         record["not_tags"] = not_tags
     if ex.weight != 1.0:

@@ -12,6 +12,8 @@ owner only, so nothing is truncated and nothing is counted twice.
 
 from __future__ import annotations
 
+import bisect
+import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,9 +23,6 @@ from transformers import PreTrainedTokenizerBase
 
 from models.errors import ModelError
 from models.network import CASE_SPECIAL, casing_feature
-
-IGNORE = -100
-_TOKENIZER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -46,38 +45,57 @@ class Window:
     input_ids: list[int]  # with specials
     casing_ids: list[int]
     word_ids: list[int | None]  # None for specials
-    continues_word: bool = False  # the first content sub-token is not its word's first
+    firsts: list[tuple[int, int]]  # (word, window position) of each word whose first sub-token is owned here
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    def owns(self, position: int) -> bool:
-        """Whether the window position ``position`` (specials counted) is owned here."""
-        token = self.start + position - 1
-        return 0 < position < len(self.input_ids) - 1 and self.own_start <= token < self.own_end
+
+class WordTokenizer:
+    """Pre-split words → sub-tokens with the fast tokenizer's Rust backend.
+
+    A private copy of the backend with truncation and padding switched off (a tokenizer.json
+    may enable both, and the Python wrapper would otherwise re-set them on every call), so
+    nothing is ever truncated and concurrent calls never mutate shared state.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ModelError("Beacon needs a fast (Rust) tokenizer")
+        self.backend = copy.deepcopy(backend)
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        self.lock = threading.Lock()
+        if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+            raise ModelError("the tokenizer has no [CLS]/[SEP] tokens; Beacon needs a BERT-style tokenizer")
+        self.cls_id = int(tokenizer.cls_token_id)
+        self.sep_id = int(tokenizer.sep_token_id)
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+
+    def encode(self, batch: Sequence[Sequence[str]]) -> list[Encoded]:
+        lists = [list(words) for words in batch]
+        nonempty = [i for i, words in enumerate(lists) if words]
+        out = [Encoded([], [], []) for _ in lists]
+        if not nonempty:
+            return out
+        with self.lock:
+            encodings = self.backend.encode_batch(
+                [lists[i] for i in nonempty], is_pretokenized=True, add_special_tokens=False
+            )
+        for i, enc in zip(nonempty, encodings, strict=True):
+            word_ids = enc.word_ids
+            if None in word_ids:
+                raise ModelError("the tokenizer added special tokens to pre-split words")
+            casing = [casing_feature(w) for w in lists[i]]
+            ids: list[int] = [w for w in word_ids if w is not None]
+            out[i] = Encoded(list(enc.ids), ids, [casing[w] for w in ids])
+        return out
 
 
 def encode_words(tokenizer: PreTrainedTokenizerBase, batch: Sequence[Sequence[str]]) -> list[Encoded]:
-    """Tokenize pre-split words; thread-safe (the Rust tokenizer is shared by worker threads)."""
-    if not batch:
-        return []
-    lists = [list(words) for words in batch]
-    nonempty = [i for i, words in enumerate(lists) if words]
-    out = [Encoded([], [], []) for _ in lists]
-    if not nonempty:
-        return out
-    with _TOKENIZER_LOCK:
-        enc = tokenizer(
-            [lists[i] for i in nonempty], is_split_into_words=True, add_special_tokens=False
-        )
-    for row, i in enumerate(nonempty):
-        word_ids = [w for w in enc.word_ids(row)]
-        if any(w is None for w in word_ids):
-            raise ModelError("the tokenizer added special tokens to pre-split words")
-        ids = list(enc["input_ids"][row])
-        casing = [casing_feature(lists[i][w]) for w in word_ids]  # type: ignore[index]
-        out[i] = Encoded(ids, [int(w) for w in word_ids if w is not None], casing)
-    return out
+    """Tokenize pre-split words (one-off; keep a :class:`WordTokenizer` for repeated calls)."""
+    return WordTokenizer(tokenizer).encode(batch)
 
 
 def window_starts(length: int, size: int, overlap: int) -> list[int]:
@@ -106,11 +124,14 @@ def make_windows(
     windows: list[Window] = []
     for doc, enc in enumerate(encoded):
         n = len(enc.input_ids)
+        wids = enc.word_ids
+        first_tokens = [t for t in range(n) if t == 0 or wids[t - 1] != wids[t]]
         starts = window_starts(n, size, overlap)
         ends = [min(n, s + size) for s in starts]
         for k, (start, end) in enumerate(zip(starts, ends, strict=True)):
             own_start = 0 if k == 0 else (start + ends[k - 1]) // 2
             own_end = n if k == len(starts) - 1 else (starts[k + 1] + end) // 2
+            lo, hi = bisect.bisect_left(first_tokens, own_start), bisect.bisect_left(first_tokens, own_end)
             windows.append(
                 Window(
                     doc=doc,
@@ -119,8 +140,8 @@ def make_windows(
                     own_end=own_end,
                     input_ids=[cls_id, *enc.input_ids[start:end], sep_id],
                     casing_ids=[CASE_SPECIAL, *enc.casing_ids[start:end], CASE_SPECIAL],
-                    word_ids=[None, *enc.word_ids[start:end], None],
-                    continues_word=start > 0 and enc.word_ids[start - 1] == enc.word_ids[start],
+                    word_ids=[None, *wids[start:end], None],
+                    firsts=[(wids[t], t - start + 1) for t in first_tokens[lo:hi]],
                 )
             )
     return windows
@@ -132,34 +153,21 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def pad_batch(
-    rows: Sequence[Sequence[int]], pad_value: int, device: torch.device | None = None
-) -> torch.Tensor:
-    """Right-pad integer rows to the longest one."""
-    width = max((len(r) for r in rows), default=0)
-    out = torch.full((len(rows), max(width, 1)), pad_value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            out[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
-    return out if device is None else out.to(device, non_blocking=True)
-
-
 def window_tensors(
     windows: Sequence[Window], pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``input_ids``, ``attention_mask`` and ``casing_ids`` for a batch of windows."""
-    input_ids = pad_batch([w.input_ids for w in windows], pad_id)
-    mask = pad_batch([[1] * len(w) for w in windows], 0)
-    casing = pad_batch([w.casing_ids for w in windows], CASE_SPECIAL)
-    return input_ids.to(device), mask.to(device), casing.to(device)
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``input_ids``, ``attention_mask`` (None when nothing is padded) and ``casing_ids``.
 
-
-def first_token_positions(window: Window) -> dict[int, int]:
-    """word index → window position of its first sub-token, for words owned by this window."""
-    positions: dict[int, int] = {}
-    for pos in range(1, len(window.input_ids) - 1):
-        word = window.word_ids[pos]
-        first = window.word_ids[pos - 1] != word if pos > 1 else not window.continues_word
-        if first and word is not None and window.owns(pos):
-            positions[word] = pos
-    return positions
+    Built as one CPU tensor and moved in one copy: on a GPU, small-batch latency is
+    dominated by launches and transfers, not by arithmetic.
+    """
+    width = max(len(w) for w in windows)
+    padded = any(len(w) != width for w in windows)
+    rows: list[list[list[int]]] = [
+        [w.input_ids + [pad_id] * (width - len(w)) for w in windows],
+        [w.casing_ids + [CASE_SPECIAL] * (width - len(w)) for w in windows],
+    ]
+    if padded:
+        rows.append([[1] * len(w) + [0] * (width - len(w)) for w in windows])
+    both = torch.tensor(rows, dtype=torch.long).to(device, non_blocking=True)
+    return both[0], (both[2] if padded else None), both[1]

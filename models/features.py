@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
 from models.data import Example
-from models.encoding import Window, encode_words, first_token_positions, make_windows, pad_batch
+from models.encoding import Window, WordTokenizer, make_windows
 from models.labels import IGNORE_INDEX
 from models.network import CASE_SPECIAL, BeaconOutput
 
@@ -65,7 +65,7 @@ def _row(window: Window, ex: Example, label_ids: list[int], not_ids: list[int], 
          sentiment_ids: dict[str, int]) -> Row:
     labels = [IGNORE_INDEX] * len(window)
     nots = [IGNORE_INDEX] * len(window)
-    for word, pos in first_token_positions(window).items():
+    for word, pos in window.firsts:
         labels[pos] = label_ids[word]
         nots[pos] = not_ids[word]
     sentiment = sentiment_ids.get(ex.sentiment, IGNORE_INDEX) if ex.sentiment else IGNORE_INDEX
@@ -89,8 +89,8 @@ def build_rows(
 ) -> list[Row]:
     """Rows for every example (long ones become several windows). Rows with no usable label
     (e.g. a tag set of only unknown types) are dropped."""
-    encoded = encode_words(tokenizer, [ex.words for ex in examples])
-    windows = make_windows(encoded, cls_id=int(tokenizer.cls_token_id), sep_id=int(tokenizer.sep_token_id),
+    words = WordTokenizer(tokenizer)
+    windows = make_windows(words.encode([ex.words for ex in examples]), cls_id=words.cls_id, sep_id=words.sep_id,
                            max_length=max_length, overlap=0)
     per_doc: dict[int, list[Window]] = {}
     for window in windows:
@@ -138,19 +138,26 @@ def shard_batches(batches: list[list[int]], rank: int, world: int) -> list[list[
 
 
 def collate(rows: Sequence[Row], pad_id: int, device: torch.device) -> Batch:
-    def pad(values: list[list[int]], fill: int) -> torch.Tensor:
-        return pad_batch(values, fill, device)
+    """Pad a batch to its longest row; three host→device copies in all."""
+    width = max(len(r.input_ids) for r in rows)
 
-    return Batch(
-        input_ids=pad([r.input_ids for r in rows], pad_id),
-        attention_mask=pad([[1] * len(r.input_ids) for r in rows], 0),
-        casing_ids=pad([r.casing_ids for r in rows], CASE_SPECIAL),
-        ner_labels=pad([r.ner_labels for r in rows], IGNORE_INDEX),
-        ner_not=pad([r.ner_not for r in rows], IGNORE_INDEX),
-        sentiment=torch.tensor([r.sentiment for r in rows], dtype=torch.long, device=device),
-        not_sentiment=torch.tensor([r.not_sentiment for r in rows], dtype=torch.long, device=device),
-        weights=torch.tensor([r.weight for r in rows], dtype=torch.float32, device=device),
-    )
+    def pad(values: list[int], fill: int) -> list[int]:
+        return values + [fill] * (width - len(values))
+
+    grid = torch.tensor(
+        [
+            [pad(r.input_ids, pad_id) for r in rows],
+            [pad([1] * len(r.input_ids), 0) for r in rows],
+            [pad(r.casing_ids, CASE_SPECIAL) for r in rows],
+            [pad(r.ner_labels, IGNORE_INDEX) for r in rows],
+            [pad(r.ner_not, IGNORE_INDEX) for r in rows],
+        ],
+        dtype=torch.long,
+    ).to(device, non_blocking=True)
+    per_row = torch.tensor([[r.sentiment for r in rows], [r.not_sentiment for r in rows]], dtype=torch.long)
+    per_row = per_row.to(device, non_blocking=True)
+    weights = torch.tensor([r.weight for r in rows], dtype=torch.float32).to(device, non_blocking=True)
+    return Batch(grid[0], grid[1], grid[2], grid[3], grid[4], per_row[0], per_row[1], weights)
 
 
 def _log_not(logits: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:

@@ -9,11 +9,12 @@ pretrained encoder's behaviour, and it can be switched off (``casing=False``).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from models.errors import ModelError
 
@@ -31,6 +32,7 @@ NUM_CASING = 8
 POOLINGS = ("mean", "cls")
 
 
+@lru_cache(maxsize=1 << 16)
 def casing_feature(word: str) -> int:
     """The casing class of ``word`` (see the ``CASE_*`` constants)."""
     if not word:
@@ -83,14 +85,17 @@ class BeaconModel(nn.Module):
         num_sentiments: int = 3,
         casing: bool = True,
         pooling: str = "mean",
-        encoder: nn.Module | None = None,
+        encoder: PreTrainedModel | None = None,
     ) -> None:
         super().__init__()
         if num_ner_labels < 1 or num_sentiments < 2:
             raise ModelError(f"bad head sizes: ner={num_ner_labels} sentiment={num_sentiments}")
         if pooling not in POOLINGS:
             raise ModelError(f"unknown pooling {pooling!r} (use one of {POOLINGS})")
-        self.encoder = encoder if encoder is not None else AutoModel.from_config(encoder_config)
+        self.encoder: PreTrainedModel = (
+            encoder if encoder is not None else AutoModel.from_config(encoder_config)
+        )
+        self.encoder.float()  # checkpoints/configs may say fp16/bf16 (transformers 5 keeps it): weights in fp32
         if getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: we pool ourselves (and DDP wants every param used)
         self.encoder_config = encoder_config
@@ -134,8 +139,7 @@ class BeaconModel(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, casing_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Word embeddings (+ casing embeddings): what the encoder receives as ``inputs_embeds``."""
-        word_embeddings = self.encoder.get_input_embeddings()
-        embeds: torch.Tensor = word_embeddings(input_ids)
+        embeds: torch.Tensor = self.encoder.get_input_embeddings()(input_ids)
         if self.casing_embeddings is not None:
             if casing_ids is None:
                 casing_ids = torch.zeros_like(input_ids)
@@ -145,11 +149,14 @@ class BeaconModel(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None,
         casing_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
     ) -> BeaconOutput:
-        """One encoder pass, both heads. ``inputs_embeds`` overrides :meth:`embed` (attributions)."""
+        """One encoder pass, both heads. ``inputs_embeds`` overrides :meth:`embed` (attributions).
+
+        ``attention_mask`` may be None when no row is padded (faster attention kernels).
+        """
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, casing_ids)
         out = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
@@ -159,9 +166,11 @@ class BeaconModel(nn.Module):
         sentiment_logits = self.sentiment_head(self.dropout(pooled))
         return BeaconOutput(ner_logits, sentiment_logits)
 
-    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if self.pooling == "cls":
             return hidden[:, 0]
+        if attention_mask is None:
+            return hidden.mean(dim=1)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 

@@ -25,20 +25,15 @@ class PatternMatch:
 
 _EXCHANGES = (
     r"NYSE(?:[ ]?(?:American|Arca|MKT))?|NYSEArca|NASDAQ(?:GS|GM|CM)?|Nasdaq|AMEX|NYSEAMERICAN"
-    r"|TSXV?|TSX-V|ASX|LSE|LON|HKEX|SEHK|HKG|TYO|OTC(?:QX|QB|MKTS)?|Euronext|EPA|XETRA|ETR|FWB|FRA"
-    r"|SIX|SWX|NSE|BSE|CBOE|BATS|SGX|KRX|KOSDAQ|SHA|SHE|JSE|NZX|BMV|BVMF"
+    r"|TSXV?|TSX-V|ASX|LSE|HKEX|SEHK|HKG|TYO|OTC(?:QX|QB|MKTS)?|Euronext|XETRA|FWB"
+    r"|SWX|NSE|BSE|CBOE|BATS|SGX|KRX|KOSDAQ|JSE|NZX|BMV|BVMF"
 )
 _NUM = r"(?:[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?)"
-_SCALE = (
-    r"(?:(?:bn|mn|mln|tn|[mkbMKB])(?![^\W_])"
-    r"|[ \u00a0](?:million|billion|trillion|thousand|bn|mn|mln|tn)(?![^\W_]))"
-)
-_CODES = (
-    r"USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|CNY|RMB|HKD|SGD|INR|SEK|NOK|DKK|ZAR|BRL|RUB|KRW|MXN|PLN|TRY"
-)
+_SCALE = r"(?:(?:bn|mn|mln|tn|[mkbMKB]|[ \u00a0](?:million|billion|trillion|thousand|bn|mn|mln|tn))(?!\w))"
+_CODES = r"USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|CNY|RMB|HKD|SGD|INR|SEK|NOK|DKK|ZAR|BRL|RUB|KRW|MXN|PLN|TRY"
 _CURRENCY_WORDS = (
-    rf"dollars?|euros?|pounds?(?:[ ]sterling)?|sterling|yen|yuan|renminbi|francs?|rupees?|kronor|kronur"
-    rf"|krona|kroner|rand|reais|real|won|roubles?|rubles?|{_CODES}"
+    r"dollars?|euros?|pounds?(?:[ ]sterling)?|sterling|yen|yuan|renminbi|francs?|rupees?|kronor"
+    r"|kronur|krona|kroner|reais|roubles?|rubles?|" + _CODES
 )
 _SYMBOLS = r"(?:US|A|C|HK|NZ|S|R)?\$|[€£¥₹₩₽]"
 
@@ -61,7 +56,7 @@ _RECOGNISERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "PERCENT",
         re.compile(
-            rf"(?<![\w.,\-+−])(?:[\-+−](?=[0-9]))?{_NUM}[ \u00a0]?"
+            rf"(?:(?<![\w.,\-+−])[\-+−](?=[0-9])|(?<![\w.,])){_NUM}[ \u00a0]?"
             r"(?:%|(?:percent|per[ ]cent|pct|percentage[ ]points?)(?![\w]))"
         ),
     ),
@@ -72,7 +67,7 @@ _RECOGNISERS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:[A-Za-z0-9\-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![\w\-])"
         ),
     ),
-    ("URL", re.compile(r"(?<![\w@./])(?:[Hh][Tt][Tt][Pp][Ss]?://|[Ww][Ww][Ww]\.)[^\s<>\"'`{}|\\^]+")),
+    ("URL", re.compile(r"(?<![\w@./])(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?://|[Ww][Ww][Ww]\.)[^\s<>\"'`{}|\\^]+")),
 )
 
 _TRAILING = ".,;:!?'\""
@@ -81,14 +76,16 @@ _CLOSERS = {")": "(", "]": "[", "}": "{"}
 
 def _trim_url(text: str, start: int, end: int) -> int:
     """Drop trailing sentence punctuation and unbalanced closing brackets from a URL."""
+    closes = {c: text.count(c, start, end) for c in _CLOSERS}
+    opens = {o: text.count(o, start, end) for o in _CLOSERS.values()}
     while end > start:
         last = text[end - 1]
-        if last in _TRAILING:
-            end -= 1
-        elif last in _CLOSERS and text.count(_CLOSERS[last], start, end) < text.count(last, start, end):
-            end -= 1
-        else:
+        unbalanced = last in _CLOSERS and closes[last] > opens[_CLOSERS[last]]
+        if last not in _TRAILING and not unbalanced:
             break
+        if last in closes:
+            closes[last] -= 1
+        end -= 1
     return end
 
 
@@ -99,7 +96,7 @@ def _candidates(text: str) -> list[tuple[int, int, int, str]]:
             start, end = m.span()
             if label == "URL":
                 end = _trim_url(text, start, end)
-                if not text[start:end].rstrip("/").lower().removeprefix("www.").split("://")[-1]:
+                if not any(ch.isalnum() for ch in text[m.end("scheme") : end]):
                     continue
             found.append((start, end, rank, label))
     return found

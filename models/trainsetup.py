@@ -80,7 +80,7 @@ def make_optimizer(
 def linear_schedule(optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_ratio: float) -> LambdaLR:
     """Linear warm-up to the peak rate over ``warmup_ratio`` of the steps, then linear decay to 0."""
     total = max(1, total_steps)
-    warmup = int(round(total * max(0.0, warmup_ratio)))
+    warmup = round(total * max(0.0, warmup_ratio))
 
     def factor(step: int) -> float:
         if warmup > 0 and step < warmup:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import StorageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x6265_6163  # "beac"
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -93,6 +94,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = alembic_config(engine)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # several pods may start at once
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as exc:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.errors import InputError, NotFound
-from bot.storage.tables import Feed, Watch
+from bot.storage.tables import Feed, FeedItem, Watch
 
 _EXCHANGE = re.compile(r"^(?:nyse|nasdaq|amex|lse|tsx|otc|nyse\s*american)\s*:\s*", re.IGNORECASE)
 
@@ -117,3 +118,60 @@ def remove_feed(*, session: Session, feed_id: int) -> Feed:
     feed.active = False
     session.flush()
     return feed
+
+
+# --- poll state and items (used by jobs.feeds) ---------------------------------------------
+def due_feeds(*, session: Session, now: datetime, feed_id: int | None = None) -> list[Feed]:
+    """Active feeds whose next poll time has come (never-polled feeds first)."""
+    stmt = select(Feed).where(Feed.active.is_(True))
+    if feed_id is not None:
+        return list(session.scalars(stmt.where(Feed.id == feed_id)))
+    stmt = stmt.where(or_(Feed.next_poll_at.is_(None), Feed.next_poll_at <= now))
+    return list(session.scalars(stmt.order_by(Feed.next_poll_at.is_not(None), Feed.next_poll_at, Feed.id)))
+
+
+def find_item(*, session: Session, feed_id: int, guid_key: str) -> FeedItem | None:
+    stmt = select(FeedItem).where(FeedItem.feed_id == feed_id, FeedItem.guid_key == guid_key)
+    return session.scalars(stmt).first()
+
+
+def analysed_story(*, session: Session, story_key: str, exclude_feed_id: int) -> FeedItem | None:
+    """An already analysed item of another feed carrying the same story (cross-feed dedupe)."""
+    stmt = select(FeedItem).where(
+        FeedItem.story_key == story_key, FeedItem.feed_id != exclude_feed_id, FeedItem.document_id.is_not(None)
+    )
+    return session.scalars(stmt.order_by(FeedItem.id)).first()
+
+
+def add_item(
+    *, session: Session, feed_id: int, guid_key: str, story_key: str, link: str | None, title: str, summary: str,
+    published_at: datetime | None, document_id: int | None,
+) -> FeedItem | None:
+    """Insert an item; None when another writer stored the same (feed, guid) first."""
+    item = FeedItem(
+        feed_id=feed_id, guid_key=guid_key, story_key=story_key, link=link, title=title, summary=summary,
+        published_at=published_at, document_id=document_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(item)
+            session.flush()
+    except IntegrityError:
+        return None
+    return item
+
+
+def list_items(*, session: Session, feed_id: int, limit: int = 100) -> list[FeedItem]:
+    stmt = select(FeedItem).where(FeedItem.feed_id == feed_id).order_by(FeedItem.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def count_items(*, session: Session, feed_id: int) -> int:
+    stmt = select(func.count(FeedItem.id)).where(FeedItem.feed_id == feed_id)
+    return int(session.scalar(stmt) or 0)
+
+
+def feed_channels(*, session: Session) -> list[str]:
+    """The distinct channels active feeds post to."""
+    stmt = select(Feed.channel).where(Feed.active.is_(True)).distinct().order_by(Feed.channel)
+    return list(session.scalars(stmt))

@@ -49,7 +49,7 @@ def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> Non
 
 def test_missing_secret_for_the_mode(make_settings: Any) -> None:
     s = make_settings(SLACK_SIGNING_SECRET="abc")
-    with pytest.raises(ConfigError, match="^SLACK_BOT_TOKEN: required"):
+    with pytest.raises(ConfigError, match=r"^SLACK_BOT_TOKEN: required"):
         s.require_slack()
 
 

@@ -6,10 +6,14 @@ import random
 import string
 from pathlib import Path
 
+import torch
 from transformers import BertConfig, BertTokenizer, PreTrainedTokenizerBase
 
 from models.data import Example, example_from_spans
 from models.network import BeaconModel
+
+# Tiny matrices: one thread is several times faster than two fighting over a shared CPU.
+torch.set_num_threads(1)
 
 WORDS = [
     "the", "a", "of", "in", "to", "and", "is", "was", "at", "on",
@@ -48,8 +52,6 @@ def tiny_config(vocab_size: int) -> BertConfig:
 
 def write_tiny_base(folder: Path, seed: int = 0) -> Path:
     """A base-model folder (config, weights, tokenizer) usable as ``TrainConfig.base_model``."""
-    import torch
-
     torch.manual_seed(seed)
     tokenizer = write_tokenizer(folder)
     model = BeaconModel(tiny_config(len(tokenizer)), 1)
@@ -89,3 +91,31 @@ def synthetic_examples(n: int, seed: int = 0) -> list[Example]:
         ]
         out.append(example_from_spans(text, entities, None))
     return out
+
+
+class ListLog:
+    """A structlog-like logger that records events."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, object]]] = []
+
+    def info(self, event: str, **kw: object) -> None:
+        self.events.append((event, kw))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+
+def train_tiny_artifact(folder: Path, *, epochs: int = 10, n: int = 60, seed: int = 0) -> Path:
+    """A small trained artifact (fp32, CPU) in ``folder / "artifact"``."""
+    from models.train import TrainConfig, train_to_artifact
+
+    base = write_tiny_base(folder / "base", seed=seed)
+    config = TrainConfig(
+        base_model=str(base), epochs=epochs, batch_size=8, lr=3e-3, device="cpu", precision="fp32",
+        patience=0, seed=seed, max_length=32,
+    )
+    return train_to_artifact(
+        config, synthetic_examples(n, seed=seed), {"dev": synthetic_examples(15, seed=seed + 1)},
+        out_dir=folder / "artifact", log=ListLog(), progress=False,
+    )
