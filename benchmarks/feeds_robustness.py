@@ -193,20 +193,20 @@ def clocks(out: dict[str, float]) -> Iterator[None]:
     out["wall"], out["cpu"] = time.perf_counter() - wall, time.process_time() - cpu
 
 
-def one_round(base: str, paths: dict[str, Path], artifact: Path, texts: list[str], batch_size: int,
+def one_round(base: str, paths: dict[str, Path], artifact: Path, texts: list[str], chunk: int,
               raw_first: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         deps = make_deps(Path(tmp), artifact)
         subscribe(deps, base, list(paths))
-        poller = FeedPoller(deps, NullPoster(), batch_size=batch_size)
+        poller = FeedPoller(deps, NullPoster(), batch_size=chunk)
         analyzer = deps.models.current()
-        analyzer.analyze(texts[:batch_size], batch_size=batch_size)  # warm-up
+        analyzer.analyze(texts[:32])  # warm-up
         e2e: dict[str, float] = {}
         raw: dict[str, float] = {}
         for step in (("raw", "e2e") if raw_first else ("e2e", "raw")):
             if step == "raw":
                 with clocks(raw):
-                    analyzer.analyze(texts, batch_size=batch_size)
+                    analyzer.analyze(texts)  # the Analyzer's own batching, as analyze_and_store uses it
             else:
                 with clocks(e2e):
                     analysed = sum(o.analysed for o in poller.poll_due(force=True).outcomes)
@@ -216,20 +216,25 @@ def one_round(base: str, paths: dict[str, Path], artifact: Path, texts: list[str
             "raw_wall": len(texts) / raw["wall"], "raw_cpu": len(texts) / raw["cpu"], "analysed": analysed}
 
 
-def throughput(files: list[Path], artifact: Path, rounds: int, batch_size: int) -> dict[str, Any]:
+def throughput(files: list[Path], artifact: Path, rounds: int, chunk: int) -> dict[str, Any]:
     """End-to-end vs raw Analyzer, in alternating order; medians of wall- and CPU-time rates."""
     paths = {f"/{f.name}": f for f in files}
     texts = [item.text for f in files for item in parse_feed(f.read_bytes()).items]
     with serve(paths) as base:
-        runs = [one_round(base, paths, artifact, texts, batch_size, raw_first=bool(r % 2)) for r in range(rounds)]
-    med = {key: statistics.median(r[key] for r in runs) for key in ("e2e_wall", "e2e_cpu", "raw_wall", "raw_cpu")}
+        runs = [one_round(base, paths, artifact, texts, chunk, raw_first=bool(r % 2)) for r in range(rounds)]
+    keys = ("e2e_wall", "e2e_cpu", "raw_wall", "raw_cpu")
+    med = {key: statistics.median(r[key] for r in runs) for key in keys}
+    best = {key: max(r[key] for r in runs) for key in keys}  # best of N: the least disturbed round of each
     return {
         "feeds": len(files), "items": len(texts), "analysed_per_round": runs[0]["analysed"], "rounds": rounds,
-        "batch_size": batch_size,
+        "poller_chunk": chunk,
         "end_to_end_items_per_s": round(med["e2e_wall"], 1), "raw_analyzer_items_per_s": round(med["raw_wall"], 1),
         "pipeline_overhead_wall": round(1 - med["e2e_wall"] / med["raw_wall"], 3),
         "end_to_end_items_per_cpu_s": round(med["e2e_cpu"], 1), "raw_items_per_cpu_s": round(med["raw_cpu"], 1),
         "pipeline_overhead_cpu": round(1 - med["e2e_cpu"] / med["raw_cpu"], 3),
+        "best_of_rounds": {"end_to_end_items_per_s": round(best["e2e_wall"], 1),
+                           "raw_analyzer_items_per_s": round(best["raw_wall"], 1),
+                           "pipeline_overhead_wall": round(1 - best["e2e_wall"] / best["raw_wall"], 3)},
         "target_overhead": 0.20,
         "rounds_detail": [{k: round(v, 1) for k, v in r.items()} for r in runs],
     }
@@ -259,7 +264,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N corpus files")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--skip-corpus", action="store_true", help="only the throughput part")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--chunk", type=int, default=256, help="texts per analyse-and-store call of the poller")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args()
     configure_logging(level="ERROR", fmt="json")
@@ -270,7 +275,7 @@ def main() -> None:
             "robustness": None if args.skip_corpus else robustness(corpus_files(args.data, args.limit), artifact,
                                                                    args.data),
             "throughput": throughput(sorted((args.data / "captured_financial_rss").glob("*.xml")), artifact,
-                                     args.rounds, args.batch_size),
+                                     args.rounds, args.chunk),
         }
     text = json.dumps(result, indent=2)
     print(text)
@@ -284,7 +289,8 @@ def main() -> None:
     tp = result["throughput"]
     print(f"end to end {tp['end_to_end_items_per_s']} items/s vs raw Analyzer {tp['raw_analyzer_items_per_s']} "
           f"items/s: overhead {tp['pipeline_overhead_wall']:.1%} wall, {tp['pipeline_overhead_cpu']:.1%} CPU time "
-          "(target < 20%)", file=sys.stderr)
+          f"(target < 20%); best of {tp['rounds']} rounds: {tp['best_of_rounds']['pipeline_overhead_wall']:.1%} wall",
+          file=sys.stderr)
     if rob["crashes"] or rob["whole_run_crash"] or rob["count_mismatches"]:
         sys.exit(1)
 

@@ -9,6 +9,7 @@ All three models start from the same encoder and are trained in this run.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--skip-casing-off", action="store_true", help="skip the casing-off Beacon run")
+    parser.add_argument("--train-limit", type=int, default=0,
+                        help="a deterministic sample of N CoNLL and N FPB training rows (CPU runs)")
     args = parser.parse_args()
     device, bf16 = setup(args)
     sets = load_sets(args)
@@ -85,6 +88,9 @@ def main() -> None:
         sets = {"conll_train": sets["conll_train"][:160], "conll_dev": sets["conll_dev"][:80],
                 "fpb_train": sets["fpb_train"][:96], "fpb_dev": sets["fpb_dev"][:48]}
         args.epochs, args.peer_epochs = 1, 1.0
+    if args.train_limit:
+        for key in ("conll_train", "fpb_train"):
+            sets[key] = sorted(sets[key], key=lambda ex: hashlib.sha1(ex.text.encode()).hexdigest())[:args.train_limit]
     sizes = {k: len(v) for k, v in sets.items()}
     print("sizes", sizes, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +103,8 @@ def main() -> None:
     if "beacon_casing_off" in summary:
         deltas.update({f"casing_on_minus_off_{k}": round(summary["beacon"][k] - summary["beacon_casing_off"][k], 6)
                        for k in summary["beacon"]})
-    result = {"benchmark": "quality", "quick": args.quick, "sizes": sizes, "env": describe_device(device, bf16),
+    result = {"benchmark": "quality", "quick": args.quick, "train_limit": args.train_limit,
+              "sizes": sizes, "env": describe_device(device, bf16),
               "summary": summary, "deltas": deltas, "runs": runs}
     header = ["model", "NER F1 (conll dev)", "sent. acc (fpb 10%)", "sent. macro-F1", "ECE", "train s"]
     keys = ["ner_f1", "sentiment_accuracy", "sentiment_macro_f1", "sentiment_ece"]

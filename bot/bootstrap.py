@@ -25,6 +25,8 @@ from models.train import TrainConfig
 log = get_logger("beacon.bootstrap")
 LOCK = "bootstrap-default-model"
 SEED_DIR = Path(models.__file__).parent / "seed"
+SEED_DEV_FRACTION = 0.15  # the default model's dev share of the seed data (jobs.retrain_data uses it too)
+SEED_SALT = "beacon-seed"
 
 
 def seed_specs() -> list[str]:
@@ -49,7 +51,7 @@ def train_default(c: Context, *, progress: bool = True) -> str:
         part = read_source(spec)
         examples.extend(part)
         manifest.append(manifest_entry(spec, part))
-    train_part, dev_part = holdout_split(examples, 0.15, salt="beacon-seed")
+    train_part, dev_part = holdout_split(examples, SEED_DEV_FRACTION, salt=SEED_SALT)
     log.info("bootstrap.training", train=len(train_part), dev=len(dev_part), base_model=c.settings.base_model)
     version, _, metrics = train_and_register(
         c, train_data=Sources(train_part, manifest), dev_data={"seed:dev": dev_part},

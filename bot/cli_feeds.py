@@ -6,7 +6,6 @@ Thin: parses arguments and calls ``bot.storage.feeds``, ``jobs.feeds``, ``jobs.a
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import time
@@ -50,11 +49,10 @@ def _context(ctx: typer.Context) -> Context:
 
 
 def _ensure_model(c: Context) -> None:
-    try:
-        bootstrap = importlib.import_module("bot.bootstrap")
-    except ModuleNotFoundError:
-        return  # the ModelHolder then reports a missing model with its own clear message
-    bootstrap.ensure_active_model(c)
+    """An active model (trains the default one when none is registered, like `beacon run`)."""
+    from bot.bootstrap import ensure_active_model
+
+    ensure_active_model(c)
 
 
 def _deps(c: Context) -> Deps:
@@ -88,16 +86,16 @@ def make_poster(c: Context) -> Poster:
     return LogPoster()
 
 
-def _poller(c: Context) -> tuple[FeedPoller, Deps, Poster]:
+def _poller(c: Context, *, batch_size: int = 256) -> tuple[FeedPoller, Deps, Poster]:
     from jobs.feeds import FeedPoller
 
     _ensure_model(c)
     deps, poster = _deps(c), make_poster(c)
-    return FeedPoller(deps, poster), deps, poster
+    return FeedPoller(deps, poster, batch_size=batch_size), deps, poster
 
 
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+def _when(value: datetime | None, *, unset: str = "—") -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else unset
 
 
 def _split_watches(watch: str | None) -> list[str]:
@@ -154,7 +152,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     for r in rows:
         table.add_row(
             str(r["id"]), r["title"] or r["url"], r["channel"], f"{r['interval_minutes']} min", r["status"],
-            (r["error"] or "")[:80], _when(r["last_polled_at"]), _when(r["next_poll_at"]), str(r["items"]),
+            (r["error"] or "")[:80], _when(r["last_polled_at"]), _when(r["next_poll_at"], unset="now"), str(r["items"]),
             ", ".join(r["watches"]),
         )
     console.print(table)
@@ -215,7 +213,7 @@ def backfill_cmd(
 ) -> None:
     """Analyse everything the feed currently lists, with a progress bar."""
     c = _context(ctx)
-    poller = _poller(c)[0]
+    poller = _poller(c, batch_size=32)[0]  # smaller analysis batches: a smoother progress bar
     columns = (TextColumn("[bold]Analysing feed {task.fields[feed]}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     try:
@@ -244,8 +242,11 @@ def worker_cmd(ctx: typer.Context) -> None:
     c = _context(ctx)
     _ensure_model(c)
     deps, poster = _deps(c), make_poster(c)
-    deps.models.start_watcher(c.settings.model_reload_seconds)
+    watcher = deps.models.start_watcher(c.settings.model_reload_seconds)
     try:
         run_worker(deps, poster)
     finally:
         deps.models.stop()
+        # A daemon thread still holding the model when the interpreter finalizes would free torch
+        # tensors without the GIL and abort the process ("terminate called..."): end it first.
+        watcher.join(timeout=30)

@@ -109,6 +109,7 @@ def run_cmd(ctx: typer.Context) -> None:
         finally:
             if handle is not None:
                 handle.shutdown()
+            deps.models.stop()
         return
     from bot.slack_client import SlackGateway, SlackPoster, make_web_client
 
@@ -121,6 +122,7 @@ def run_cmd(ctx: typer.Context) -> None:
     finally:
         if handle is not None:
             handle.shutdown()
+        deps.models.stop()
 
 
 def serve_cmd(
@@ -135,7 +137,10 @@ def serve_cmd(
     settings.secret("slack_signing_secret")
     settings.secret("slack_bot_token")
     _, deps = prepare(ctx)
-    serve_http(deps, host=host or settings.host, port=port or settings.port)
+    try:
+        serve_http(deps, host=host or settings.host, port=port or settings.port)
+    finally:
+        deps.models.stop()
 
 
 def console_cmd(ctx: typer.Context) -> None:
@@ -147,7 +152,10 @@ def console_cmd(ctx: typer.Context) -> None:
         settings = settings.model_copy(update={"slack_app_token": None, "slack_signing_secret": None})
         context(ctx).settings = settings
     _, deps = prepare(ctx)
-    _console(deps)
+    try:
+        _console(deps)
+    finally:
+        deps.models.stop()
 
 
 def _console(deps: Deps) -> None:

@@ -11,13 +11,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from models.analyze import Analyzer
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import metrics
 from bot.errors import ModelError
 from bot.log import get_logger
 from bot.storage import registry
+from models.analyze import Analyzer
 
 log = get_logger("beacon.models")
 
@@ -80,6 +80,7 @@ class ModelHolder:
         thread = threading.Thread(target=loop, name="model-reloader", daemon=True)
         thread.start()
         self._stop = stop
+        self._thread = thread
         return thread
 
     def _watch_once(self) -> None:
@@ -88,7 +89,11 @@ class ModelHolder:
         except Exception:  # the reload thread must survive a DB outage; logged with traceback
             log.error("model.watch_failed", exc_info=True)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the reload thread and wait for it, so no reload is half-done at exit."""
         stop: Any = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
+        thread: threading.Thread | None = getattr(self, "_thread", None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)

@@ -6,13 +6,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from models.analyze import Analysis, Analyzer
 from sqlalchemy.orm import Session
 
 from bot import metrics
 from bot.errors import InputError
 from bot.model_holder import ModelHolder
-from bot.storage import crud
+from bot.storage.tables import Document, Prediction
+from models.analyze import Analysis, Analyzer
 
 MAX_TEXT_CHARS = 100_000  # Slack caps messages at 40,000; feeds are summarised before this
 
@@ -60,17 +60,26 @@ def analyze_and_store(
     """Analyse a batch with one model (fixed for the whole batch) and store documents and predictions."""
     model = analyzer or models.current()
     analyses, latency = analyze_texts(model, [item.text for item in items])
-    out: list[Stored] = []
-    for item, analysis in zip(items, analyses, strict=True):
-        doc = crud.add_document(
-            session=session, source=item.source, text=check_text(item.text), channel=item.channel,
-            external_id=item.external_id, user_id=item.user_id, thread_ts=item.thread_ts,
+    docs = [
+        Document(
+            source=item.source, text=check_text(item.text), channel=item.channel, external_id=item.external_id,
+            user_id=item.user_id, thread_ts=item.thread_ts,
         )
+        for item in items
+    ]
+    session.add_all(docs)
+    session.flush()  # one round trip for the batch's documents
+    preds = []
+    for doc, analysis in zip(docs, analyses, strict=True):
         data = analysis.to_dict()
-        pred = crud.add_prediction(
-            session=session, document=doc, model_version=analysis.model_version, entities=data["entities"],
+        preds.append(Prediction(
+            document_id=doc.id, model_version=analysis.model_version, entities=data["entities"],
             sentiment_label=analysis.sentiment.label, sentiment_score=analysis.sentiment.score,
             sentiment_probs=dict(analysis.sentiment.probs), latency_ms=latency,
-        )
-        out.append(Stored(document_id=doc.id, prediction_id=pred.id, analysis=analysis, latency_ms=latency))
-    return out
+        ))
+    session.add_all(preds)
+    session.flush()
+    return [
+        Stored(document_id=doc.id, prediction_id=pred.id, analysis=analysis, latency_ms=latency)
+        for doc, pred, analysis in zip(docs, preds, analyses, strict=True)
+    ]

@@ -217,7 +217,10 @@ def feedparser_parse(body: bytes, *, content_type: str | None = None) -> Any:
     Only the HTTP Content-Type is passed on (it may declare the charset). No base URI: guids
     stay as published, whatever URL the feed was fetched from; links are resolved by us."""
     headers = {"content-type": content_type} if content_type else None
-    return feedparser.parse(io.BytesIO(body), response_headers=headers)
+    # Beacon never renders feed HTML (it is reduced to plain text), so feedparser's sanitizer and
+    # URI rewriting are skipped; entry counts and fields are unaffected.
+    return feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False,
+                            resolve_relative_uris=False)
 
 
 def parse_feed(body: bytes, *, url: str | None = None, content_type: str | None = None) -> ParsedFeed:

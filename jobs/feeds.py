@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
-from sqlalchemy.orm import Session
 
 from bot import metrics
 from bot.deps import Deps
@@ -194,24 +193,25 @@ class FeedPoller:
         """Known unchanged items are skipped; a story another feed already analysed is linked to
         that analysis; the rest is queued for analysis."""
         jobs: list[_Job] = []
-        snap, outcome = work.snap, work.outcome
+        snap, outcome, items = work.snap, work.outcome, work.parsed.items
         with session_scope(self.deps.sessions) as session:
-            for item in work.parsed.items:
-                row = store.find_item(session=session, feed_id=snap.id, guid_key=item.guid_key)
-                if row is not None:
-                    changed = (row.title, row.summary) != (item.title, item.summary)
-                    if changed or reanalyse or row.document_id is None:
-                        jobs.append(_Job(work, item, True))
-                    else:
-                        outcome.unchanged += 1
-                    continue
-                other = None if reanalyse else store.analysed_story(
-                    session=session, story_key=item.story_key, exclude_feed_id=snap.id)
-                if other is None:
-                    jobs.append(_Job(work, item, False))
-                elif _insert(session, snap, item, other.document_id):
-                    outcome.new += 1
-                    outcome.shared += 1
+            known = store.find_items(session=session, feed_id=snap.id, guid_keys=[i.guid_key for i in items])
+            fresh = [item for item in items if item.guid_key not in known]
+            shared = {} if reanalyse else store.analysed_stories(
+                session=session, story_keys=[i.story_key for i in fresh], exclude_feed_id=snap.id)
+            linked = []
+            for item in items:
+                row = known.get(item.guid_key)
+                if row is None and item.story_key in shared:
+                    linked.append(_row(snap, item, shared[item.story_key]))
+                elif row is None or reanalyse or row.document_id is None or (
+                        (row.title, row.summary) != (item.title, item.summary)):
+                    jobs.append(_Job(work, item, row is not None))
+                else:
+                    outcome.unchanged += 1
+            added = store.add_items(session=session, items=linked)
+            outcome.new += added
+            outcome.shared += added
         return jobs
 
     # --- analysis ------------------------------------------------------------------------------------
@@ -238,10 +238,13 @@ class FeedPoller:
                 progress(min(start + len(chunk), len(keys)), len(keys))
         queue.clear()
         for work in waiting:
-            if work.error:
-                self._fail(work.snap, work.outcome, work.error, None, now=now)
-            else:
-                self._succeed(work.snap, work.result, work.outcome, work.parsed, now=now)
+            try:
+                if work.error:
+                    self._fail(work.snap, work.outcome, work.error, None, now=now)
+                else:
+                    self._succeed(work.snap, work.result, work.outcome, work.parsed, now=now)
+            except Exception:  # recording one feed's state failed: the others are still recorded
+                self.log.error("feed.state_failed", feed_id=work.snap.id, url=work.snap.url, exc_info=True)
         waiting.clear()
 
     def _analyse(self, chunk: list[tuple[str, str]], groups: dict[tuple[str, str], list[_Job]],
@@ -253,6 +256,7 @@ class FeedPoller:
         ]
         with session_scope(self.deps.sessions) as session:
             stored = analyze_and_store(texts, models=self.deps.models, session=session)
+            rows: list[FeedItem] = []
             for key, result in zip(chunk, stored, strict=True):
                 for n, job in enumerate(groups[key]):
                     outcome = job.work.outcome
@@ -263,10 +267,12 @@ class FeedPoller:
                     if row is not None:
                         _apply_update(row, job.item, result.document_id, now)
                         outcome.updated += 1
-                    elif _insert(session, job.work.snap, job.item, result.document_id):
+                    else:
+                        rows.append(_row(job.work.snap, job.item, result.document_id))
                         outcome.new += 1
                         if n > 0:
                             outcome.shared += 1
+            store.add_items(session=session, items=rows)
 
     # --- poll state ------------------------------------------------------------------------------------
     def _succeed(self, snap: FeedSnapshot, result: FetchResult, outcome: PollOutcome, parsed: ParsedFeed | None,
@@ -296,12 +302,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _insert(session: Session, snap: FeedSnapshot, item: ParsedItem, document_id: int | None) -> bool:
-    row = store.add_item(
-        session=session, feed_id=snap.id, guid_key=item.guid_key, story_key=item.story_key, link=item.link,
-        title=item.title, summary=item.summary, published_at=item.published_at, document_id=document_id,
+def _row(snap: FeedSnapshot, item: ParsedItem, document_id: int | None) -> FeedItem:
+    return FeedItem(
+        feed_id=snap.id, guid_key=item.guid_key, story_key=item.story_key, link=item.link, title=item.title,
+        summary=item.summary, published_at=item.published_at, document_id=document_id,
     )
-    return row is not None
 
 
 def _apply_update(row: FeedItem, item: ParsedItem, document_id: int, now: datetime) -> None:

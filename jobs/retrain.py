@@ -17,23 +17,18 @@ through :func:`run_scheduled`, the k8s CronJob). It
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 import traceback
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import metrics as prom
@@ -45,13 +40,13 @@ from bot.storage.db import session_scope
 from bot.storage.tables import ModelAudit, TrainingRun, utcnow
 from jobs import labels as labels_mod
 from jobs.gate import FEEDBACK, GateDecision, gate, mean_score, task_metrics, weekly_drift
+from jobs.launch import planned_device, run_child
 from jobs.report import RunReport, post_report
-from models.data import example_to_record
+from jobs.retrain_data import RetrainOptions, prepare
 
 log = get_logger("beacon.retrain")
 LOCK_NAME = "retrain"
 LOCK_TTL = timedelta(minutes=10)
-SEED_GLOB = "*.jsonl"
 
 
 class Owner(Protocol):
@@ -61,24 +56,6 @@ class Owner(Protocol):
     def settings(self) -> Settings: ...
     @property
     def sessions(self) -> sessionmaker[Session]: ...
-
-
-@dataclass
-class RetrainOptions:
-    """Training knobs that are not settings (defaults suit nightly fine-tuning of the active model)."""
-
-    epochs: int = 2
-    lr: float = 3e-5
-    from_scratch_epochs: int = 3
-    from_scratch_lr: float = 5e-5
-    batch_size: int = 32
-    seed: int = 13
-    max_base_examples: int | None = None  # replay cap on the base data (None: all of it)
-    train_config: dict[str, Any] = field(default_factory=dict)  # other TrainConfig fields
-    launcher: list[str] | None = None  # the child command (the spec path is appended)
-    timeout_s: float | None = None  # hard limit for the child; default 3 × the budget + 10 min
-    heartbeat_s: float = 20.0
-    nice: int = 10  # the child's CPU priority penalty (the bot keeps answering)
 
 
 @dataclass
@@ -93,141 +70,6 @@ class RunResult:
     new_labels: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     report_ts: str | None = None
-
-
-# ------------------------------------------------------------------ data preparation
-
-
-def seed_sources() -> list[str]:
-    """The default model's own data (``models/seed``): the base when BEACON_BASE_TRAIN is empty."""
-    import models
-
-    folder = Path(models.__file__).parent / "seed"
-    return [f"jsonl:{p}" for p in sorted(folder.glob(SEED_GLOB))]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_examples(path: Path, examples: Sequence[Any]) -> str | None:
-    """Write ``examples`` as jsonl; the ``jsonl:`` spec, or None when there are none."""
-    if not examples:
-        return None
-    with path.open("w", encoding="utf-8") as fh:
-        for ex in examples:
-            fh.write(json.dumps(example_to_record(ex), ensure_ascii=False, sort_keys=True) + "\n")
-    return f"jsonl:{path}"
-
-
-@dataclass
-class Prepared:
-    spec: dict[str, Any]
-    counts: dict[str, Any]
-    run_dir: Path
-
-
-def prepare(settings: Settings, label_set: labels_mod.LabelSet, *, run_id: int, init_from: str | None,
-            active_path: str | None, from_scratch: bool, options: RetrainOptions) -> Prepared:
-    run_dir = (settings.home / "runs" / f"run-{run_id}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    feedback_train = write_examples(run_dir / "feedback_train.jsonl",
-                                    label_set.train_examples(settings.feedback_weight))
-    feedback_test = write_examples(run_dir / "feedback_test.jsonl", label_set.test_examples())
-    base = list(settings.base_train) or seed_sources()
-    config = {
-        "base_model": settings.base_model, "device": settings.device, "seed": options.seed,
-        "batch_size": options.batch_size,
-        "epochs": options.from_scratch_epochs if from_scratch else options.epochs,
-        "lr": options.from_scratch_lr if from_scratch else options.lr,
-        **options.train_config,
-    }
-    spec = {
-        "config": config, "train": base, "dev": list(settings.base_dev), "feedback_train": feedback_train,
-        "feedback_test": feedback_test, "init_from": init_from, "active": active_path,
-        "out_dir": str(settings.models_dir.resolve() / f".run-{run_id}"), "result": str(run_dir / "result.json"),
-        "cpu_max_minutes": settings.retrain_max_minutes, "max_base_examples": options.max_base_examples,
-        "nice": options.nice,
-    }
-    (run_dir / "spec.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
-    hashes = {name: _sha256(run_dir / name) for name in ("feedback_train.jsonl", "feedback_test.jsonl")
-              if (run_dir / name).is_file()}
-    counts = {**label_set.counts(), "feedback_train": len(label_set.train), "feedback_test": len(label_set.test),
-              "feedback_sha256": hashes, "base_sources": base, "dev_sources": list(settings.base_dev),
-              "feedback_weight": settings.feedback_weight}
-    return Prepared(spec, counts, run_dir)
-
-
-# ------------------------------------------------------------------ the child process
-
-
-def planned_device(settings: Settings) -> tuple[str, int]:
-    """("cuda"|"cpu", number of processes)."""
-    import torch
-
-    if settings.device != "cpu" and torch.cuda.is_available():
-        return "cuda", max(1, torch.cuda.device_count()) if settings.device == "auto" else 1
-    return "cpu", 1
-
-
-def child_command(settings: Settings, options: RetrainOptions) -> list[str]:
-    if options.launcher is not None:
-        return list(options.launcher)
-    kind, procs = planned_device(settings)
-    if kind == "cuda" and procs > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
-                "-m", "jobs.train_child"]
-    return [sys.executable, "-m", "jobs.train_child"]
-
-
-def _child_env() -> dict[str, str]:
-    import jobs
-
-    root = str(Path(jobs.__file__).resolve().parent.parent)
-    env = dict(os.environ)  # the child inherits the process environment (HF caches, CUDA settings)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    return env
-
-
-def _tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-chars:].strip()
-    except OSError:
-        return ""
-
-
-def run_child(owner: Owner, prepared: Prepared, *, holder: str, options: RetrainOptions) -> dict[str, Any]:
-    """Run the child to completion (renewing the lease); its result, or TrainingError."""
-    settings = owner.settings
-    spec_path = prepared.run_dir / "spec.json"
-    log_path = prepared.run_dir / "child.log"
-    timeout = options.timeout_s or settings.retrain_max_minutes * 60 * 3 + 600
-    command = [*child_command(settings, options), str(spec_path)]
-    log.info("retrain.child_start", command=command, log=str(log_path))
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_child_env(),
-                                start_new_session=True, cwd=str(prepared.run_dir))
-        started = time.monotonic()
-        while True:
-            try:
-                code = proc.wait(timeout=options.heartbeat_s)
-                break
-            except subprocess.TimeoutExpired:
-                _renew(owner, holder)
-                if time.monotonic() - started > timeout:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    raise TrainingError(f"training child exceeded {timeout / 60:.0f} minutes and was killed") from None
-    result_path = Path(prepared.spec["result"])
-    result = json.loads(result_path.read_text(encoding="utf-8")) if result_path.is_file() else None
-    if code == 0 and result and result.get("ok"):
-        return dict(result)
-    if result and result.get("error"):
-        raise TrainingError(str(result["error"]))
-    how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
-    raise TrainingError(f"training child {how}; last output:\n{_tail(log_path)}")
 
 
 def _renew(owner: Owner, holder: str) -> None:
@@ -314,11 +156,21 @@ def run_retrain(owner: Owner, *, force: bool = False, from_scratch: bool = False
         log.info("retrain.skipped", reason="another run holds the lock", holder=other)
         return _skipped(owner, trigger, f"another run is in progress ({other})", 0)
     try:
+        _close_interrupted(owner)
         return _cycle(owner, force=force, from_scratch=from_scratch, trigger=trigger, poster=poster,
                       min_new_labels=min_new_labels, options=options, actor=actor, holder=holder)
     finally:
         with session_scope(owner.sessions) as session:
             crud.release_lock(session=session, name=LOCK_NAME, holder=holder)
+
+
+def _close_interrupted(owner: Owner) -> None:
+    """Runs left "running" by a process that died: we hold the lock, so none of them is alive."""
+    with session_scope(owner.sessions) as session:
+        for run in session.scalars(select(TrainingRun).where(TrainingRun.status == "running")):
+            run.status, run.finished_at = "failed", utcnow()
+            run.error = "interrupted: the process running it stopped before the run finished"
+            log.warning("retrain.interrupted_run_closed", run_id=run.id)
 
 
 def _skipped(owner: Owner, trigger: str, reason: str, new_labels: int) -> RunResult:
@@ -332,33 +184,40 @@ def _skipped(owner: Owner, trigger: str, reason: str, new_labels: int) -> RunRes
     return RunResult(run_id, "skipped", reasons=[reason], new_labels=new_labels)
 
 
-def _begin(owner: Owner, *, trigger: str, min_new_labels: int | None) -> tuple[
-        int, labels_mod.LabelSet, str | None, str | None, int] | str:
-    """Count the labels and open the run row; a skip reason instead when there are too few."""
+@dataclass
+class _Begun:
+    run_id: int
+    labels: labels_mod.LabelSet
+    champion: str | None
+    active_path: str | None
+    new: int
+
+
+def _begin(owner: Owner, *, trigger: str, min_new_labels: int | None) -> _Begun | tuple[str, int]:
+    """Count the labels and open the run row; (skip reason, new labels) when there are too few."""
     settings = owner.settings
     with session_scope(owner.sessions) as session:
         new, label_set = labels_mod.new_labels_since_last_run(session=session, holdout=settings.feedback_holdout)
         if min_new_labels is not None and new < min_new_labels:
-            return f"{new} new labels since the last run (< {min_new_labels})"
+            return f"{new} new labels since the last run (< {min_new_labels})", new
         active = registry.active_version(session=session)
         kind, procs = planned_device(settings)
         run = TrainingRun(status="running", trigger=trigger, device=kind if procs == 1 else f"{kind}×{procs}",
                           data_counts={"new_labels": new})
         session.add(run)
         session.flush()
-        return run.id, label_set, active.version if active else None, active.path if active else None, new
+        return _Begun(run.id, label_set, active.version if active else None, active.path if active else None, new)
 
 
 def _cycle(owner: Owner, *, force: bool, from_scratch: bool, trigger: str, poster: Any,
            min_new_labels: int | None, options: RetrainOptions, actor: str, holder: str) -> RunResult:
     settings = owner.settings
     begun = _begin(owner, trigger=trigger, min_new_labels=min_new_labels)
-    if isinstance(begun, str):
-        log.info("retrain.skipped", reason=begun)
-        with session_scope(owner.sessions) as session:
-            new, _ = labels_mod.new_labels_since_last_run(session=session, holdout=settings.feedback_holdout)
-        return _skipped(owner, trigger, begun, new)
-    run_id, label_set, champion, active_path, new = begun
+    if isinstance(begun, tuple):
+        log.info("retrain.skipped", reason=begun[0])
+        return _skipped(owner, trigger, *begun)
+    run_id, label_set, champion, active_path, new = (begun.run_id, begun.labels, begun.champion, begun.active_path,
+                                                     begun.new)
     started = time.monotonic()
     counts: dict[str, Any] = {"new_labels": new}
     result: dict[str, Any] | None = None
@@ -370,7 +229,7 @@ def _cycle(owner: Owner, *, force: bool, from_scratch: bool, trigger: str, poste
         _update(owner, run_id, data_counts=counts)
         log.info("retrain.start", run_id=run_id, trigger=trigger, from_scratch=from_scratch, champion=champion,
                  new_labels=new, feedback_train=counts["feedback_train"], feedback_test=counts["feedback_test"])
-        result = run_child(owner, prepared, holder=holder, options=options)
+        result = run_child(settings, prepared, options=options, renew=lambda: _renew(owner, holder))
         counts = _with_manifest(counts, result)
         outcome = decide_and_record(owner, run_id, result, out_dir=out_dir, champion=champion, force=force,
                                     actor=actor, counts=counts)
@@ -393,7 +252,9 @@ def _cycle(owner: Owner, *, force: bool, from_scratch: bool, trigger: str, poste
 def _with_manifest(counts: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     sources = [{k: m.get(k) for k in ("spec", "sha256", "n", "role")} for m in result.get("manifest", [])]
     base = sum(int(m.get("n") or 0) for m in result.get("manifest", []) if m.get("role") == "base")
-    return {**counts, "sources": sources, "base": base, "train_total": result.get("counts", {}).get("train")}
+    trained = result.get("counts", {})
+    return {**counts, "sources": sources, "base": base, "replayed": trained.get("replayed"),
+            "train_total": trained.get("train")}
 
 
 def _failed(owner: Owner, run_id: int, error: str) -> RunResult:

@@ -62,7 +62,7 @@ def load_data(spec: dict[str, Any], seed: int) -> tuple[list[Example], dict[str,
         examples = read_source(source)
         manifest.append({**manifest_entry(source, examples), "role": "base"})
         base.extend(examples)
-    train = replay_sample(base, spec.get("max_base_examples"), seed)
+    train = replay_sample(base, spec.get("max_base_examples"), int(spec.get("replay_seed", seed)))
     if spec.get("feedback_train"):
         feedback = read_source(spec["feedback_train"])
         manifest.append({**manifest_entry(spec["feedback_train"], feedback), "role": "feedback"})
@@ -153,7 +153,8 @@ def run(spec: dict[str, Any], log: JsonLog) -> dict[str, Any] | None:
         "candidate": candidate,
         "active": active,
         "manifest": manifest,
-        "counts": {"train": len(train_data), "dev": {k: len(v) for k, v in dev.items()}, "feedback_test": len(test)},
+        "counts": {"train": len(train_data), "dev": {k: len(v) for k, v in dev.items()}, "feedback_test": len(test),
+                   "replayed": sum(not ex.source.startswith(f"{spec.get('feedback_train')}:") for ex in train_data)},
         "timings": {"load_s": round(loaded - started, 3), "train_s": round(trained - loaded, 3),
                     "eval_s": round(time.monotonic() - trained, 3)},
     }

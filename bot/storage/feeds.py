@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -135,12 +136,61 @@ def find_item(*, session: Session, feed_id: int, guid_key: str) -> FeedItem | No
     return session.scalars(stmt).first()
 
 
-def analysed_story(*, session: Session, story_key: str, exclude_feed_id: int) -> FeedItem | None:
-    """An already analysed item of another feed carrying the same story (cross-feed dedupe)."""
-    stmt = select(FeedItem).where(
-        FeedItem.story_key == story_key, FeedItem.feed_id != exclude_feed_id, FeedItem.document_id.is_not(None)
-    )
-    return session.scalars(stmt.order_by(FeedItem.id)).first()
+def find_items(*, session: Session, feed_id: int, guid_keys: Sequence[str]) -> dict[str, FeedItem]:
+    """The feed's stored items among ``guid_keys``, by key (one query per 500 keys)."""
+    found: dict[str, FeedItem] = {}
+    for part in _chunks(guid_keys):
+        stmt = select(FeedItem).where(FeedItem.feed_id == feed_id, FeedItem.guid_key.in_(part))
+        found.update({item.guid_key: item for item in session.scalars(stmt)})
+    return found
+
+
+def analysed_stories(*, session: Session, story_keys: Sequence[str], exclude_feed_id: int) -> dict[str, int]:
+    """story key → document id, for stories other feeds already analysed (cross-feed dedupe)."""
+    found: dict[str, int] = {}
+    for part in _chunks(story_keys):
+        stmt = (
+            select(FeedItem.story_key, FeedItem.document_id)
+            .where(FeedItem.story_key.in_(part), FeedItem.feed_id != exclude_feed_id,
+                   FeedItem.document_id.is_not(None))
+            .order_by(FeedItem.id)
+        )
+        for key, document_id in session.execute(stmt):
+            if document_id is not None:
+                found.setdefault(key, document_id)
+    return found
+
+
+def _chunks(keys: Sequence[str], size: int = 500) -> list[list[str]]:
+    unique = list(dict.fromkeys(keys))
+    return [unique[i : i + size] for i in range(0, len(unique), size)]
+
+
+def add_items(*, session: Session, items: Sequence[FeedItem]) -> int:
+    """Insert many items at once; on a conflict (another writer), one by one. Returns how many went in."""
+    if not items:
+        return 0
+    try:
+        with session.begin_nested():
+            session.add_all(items)
+            session.flush()
+        return len(items)
+    except IntegrityError:
+        pass
+    inserted = 0
+    for item in items:
+        fresh = FeedItem(
+            feed_id=item.feed_id, guid_key=item.guid_key, story_key=item.story_key, link=item.link, title=item.title,
+            summary=item.summary, published_at=item.published_at, document_id=item.document_id,
+        )
+        try:
+            with session.begin_nested():
+                session.add(fresh)
+                session.flush()
+            inserted += 1
+        except IntegrityError:
+            continue
+    return inserted
 
 
 def add_item(

@@ -260,6 +260,9 @@ def test_runs_never_overlap(deps: Deps) -> None:
 
 
 def test_scheduled_run_skips_with_too_few_new_labels(deps: Deps, slack: FakeSlack) -> None:
+    with deps.sessions() as session:  # a run whose process died mid-way
+        session.add(TrainingRun(status="running", trigger="schedule"))
+        session.commit()
     prediction = analyse(deps, "bob bought acme shares")
     correct(deps, prediction, other_sentiment(prediction.sentiment_label))
     result = run_scheduled(deps, poster(deps))
@@ -267,3 +270,5 @@ def test_scheduled_run_skips_with_too_few_new_labels(deps: Deps, slack: FakeSlac
     assert "1 new labels" in result.reasons[0] and "< 20" in result.reasons[0]
     assert run_row(deps, result.run_id).status == "skipped"
     assert not slack.calls_to("chat.postMessage")
+    interrupted = run_row(deps, (result.run_id or 0) - 1)
+    assert interrupted.status == "failed" and "interrupted" in (interrupted.error or "")

@@ -140,3 +140,34 @@ def test_png_has_curves_and_confusion() -> None:
     png = render_png(_report())
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
     assert render_png(_report(candidate={}, curve=[])).startswith(b"\x89PNG")
+
+
+def test_replay_is_a_multiple_of_the_feedback_with_a_floor() -> None:
+    from jobs.retrain_data import RetrainOptions, replay_limit
+    from jobs.train_child import replay_sample
+    from models.data import example_from_spans
+
+    assert replay_limit(RetrainOptions(), 10) == 1000
+    assert replay_limit(RetrainOptions(), 600) == 2400
+    assert replay_limit(RetrainOptions(replay_ratio=None), 600) is None
+    assert replay_limit(RetrainOptions(max_base_examples=50), 600) == 50
+    base = [example_from_spans(f"text {i}", None, "neutral", source=f"jsonl:b:{i}") for i in range(100)]
+    assert replay_sample(base, None, 1) == base and replay_sample(base, 200, 1) == base
+    first, again, other = replay_sample(base, 10, 1), replay_sample(base, 10, 1), replay_sample(base, 10, 2)
+    assert len(first) == 10 and first == again and first != other  # fixed per run, different across runs
+
+
+def test_without_base_data_the_seed_split_of_the_default_model_is_used(make_settings: Any, tmp_path: Any) -> None:
+    from bot.bootstrap import seed_specs
+    from jobs.retrain_data import base_sources
+    from models.data import read_source
+
+    settings = make_settings()
+    train, dev = base_sources(settings, tmp_path)
+    assert len(train) == 1 and len(dev) == 1 and train[0].startswith("jsonl:") and dev[0].startswith("jsonl:")
+    seed = [ex.text for spec in seed_specs() for ex in read_source(spec)]
+    train_texts = [ex.text for ex in read_source(train[0])]
+    dev_texts = [ex.text for ex in read_source(dev[0])]
+    assert sorted(train_texts + dev_texts) == sorted(seed) and 0.05 < len(dev_texts) / len(seed) < 0.3
+    configured = make_settings(BEACON_BASE_TRAIN=train[0], BEACON_BASE_DEV=dev[0])
+    assert base_sources(configured, tmp_path) == ([train[0]], [dev[0]])
