@@ -19,8 +19,8 @@ from models.data import example_to_record
 class RetrainOptions:
     """Training knobs that are not settings (defaults suit nightly fine-tuning of the active model)."""
 
-    epochs: int = 2
-    lr: float = 3e-5
+    epochs: int = 4
+    lr: float = 7e-5
     from_scratch_epochs: int = 3
     from_scratch_lr: float = 5e-5
     batch_size: int = 32
