@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -103,6 +104,7 @@ def run_cmd(ctx: typer.Context) -> None:
     c, deps = prepare(ctx)
     mode = c.settings.mode
     if mode == "console":
+        _console_logging(deps)  # before the scheduler starts logging
         handle = start_scheduler(deps, console_poster(deps))
         try:
             _console(deps)
@@ -158,13 +160,20 @@ def console_cmd(ctx: typer.Context) -> None:
         deps.models.stop()
 
 
-def _console(deps: Deps) -> None:
-    from bot.console import run_console
+def _console_logging(deps: Deps) -> Path:
+    """Send logs to BEACON_HOME/logs/console.log so the chat stays readable (scheduler included)."""
     from bot.context import setup_logging
 
     log_file = deps.settings.home / "logs" / "console.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    stream = log_file.open("a", encoding="utf-8")  # open for the process's life (scheduler too)
-    setup_logging(deps.settings, stream=stream)  # the chat stays readable; the logs go to a file
+    stream = log_file.open("a", encoding="utf-8")  # open for the process's life
+    setup_logging(deps.settings, stream=stream)
+    return log_file
+
+
+def _console(deps: Deps) -> None:
+    from bot.console import run_console
+
+    log_file = _console_logging(deps)
     sys.stdout.write(f"(logs: {log_file})\n")
     raise typer.Exit(run_console(deps, stdin=sys.stdin, stdout=sys.stdout))

@@ -16,7 +16,10 @@ import structlog
 
 SLACK_TOKEN = re.compile(r"\bx(?:ox[abpsre]|app)-[A-Za-z0-9-]{6,}")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# Card numbers as people write them: 13-19 digits in one run, groups of four, or Amex's 4-6-5.
+CARD = re.compile(
+    r"(?<![\d.-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{5})(?![\d-]|\.\d)"
+)
 PHONE = re.compile(
     r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{2,4}(?:[ .-]\d{2,4}){0,3}(?![\w-]|\.\d)"
 )
