@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bot import cli_feeds, cli_learn, cli_models, cli_serve
-from bot.context import Context, make_context
+from bot.cli_common import context
+from bot.context import make_context
 from bot.errors import BeaconError, ConfigError, StorageError
 from bot.log import get_logger
 from bot.settings import load_settings
@@ -42,13 +43,6 @@ def _root(
 ) -> None:
     """Settings come from environment variables and an optional .env file (see `beacon config`)."""
     ctx.obj = make_context(load_settings(env_file=env_file if env_file.exists() else None))
-
-
-def context(ctx: typer.Context) -> Context:
-    obj = ctx.find_root().obj
-    if not isinstance(obj, Context):
-        raise ConfigError("settings were not loaded")
-    return obj
 
 
 @app.command("config")

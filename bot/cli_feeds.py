@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bot.cli_common import migrated
 from bot.log import get_logger
 from bot.storage import feeds as store
 from bot.storage.db import session_scope
@@ -40,14 +41,6 @@ def register(app: typer.Typer) -> None:
 
 
 # --- plumbing ---------------------------------------------------------------------------------
-def _context(ctx: typer.Context) -> Context:
-    from bot.cli import context
-
-    c = context(ctx)
-    c.migrate()
-    return c
-
-
 def _ensure_model(c: Context) -> None:
     """An active model (trains the default one when none is registered, like `beacon run`)."""
     from bot.bootstrap import ensure_active_model
@@ -114,7 +107,7 @@ def add_cmd(
         None, "--interval", min=1, help="Minutes between polls (default from settings)."),
 ) -> None:
     """Subscribe to a feed."""
-    c = _context(ctx)
+    c = migrated(ctx)
     minutes = interval or c.settings.feed_default_interval_minutes
     names = _split_watches(watch)
     with session_scope(c.sessions) as session:
@@ -128,7 +121,7 @@ def add_cmd(
 @feeds_app.command("list")
 def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show every feed with its last status, error and next poll time."""
-    c = _context(ctx)
+    c = migrated(ctx)
     rows: list[dict[str, Any]] = []
     with c.sessions() as session:
         for feed in store.list_feeds(session=session):
@@ -163,7 +156,7 @@ def remove_cmd(
     ctx: typer.Context, feed_id: int = typer.Argument(..., help="The feed's ID (see `feeds list`).")
 ) -> None:
     """Unsubscribe from a feed (its items and predictions stay as history)."""
-    c = _context(ctx)
+    c = migrated(ctx)
     with session_scope(c.sessions) as session:
         feed = store.remove_feed(session=session, feed_id=feed_id)
         url = feed.url
@@ -190,7 +183,7 @@ def poll_cmd(
     """Poll feeds and evaluate alerts: once, or in a loop until Ctrl-C (due feeds only)."""
     from jobs.alerts import run_alerts
 
-    c = _context(ctx)
+    c = migrated(ctx)
     poller, deps, poster = _poller(c)
     try:
         while True:
@@ -212,7 +205,7 @@ def backfill_cmd(
     reanalyse: bool = typer.Option(False, "--reanalyse", help="Analyse again items analysed before."),
 ) -> None:
     """Analyse everything the feed currently lists, with a progress bar."""
-    c = _context(ctx)
+    c = migrated(ctx)
     poller = _poller(c, batch_size=32)[0]  # smaller analysis batches: a smoother progress bar
     columns = (TextColumn("[bold]Analysing feed {task.fields[feed]}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -239,7 +232,7 @@ def worker_cmd(ctx: typer.Context) -> None:
     """Run the scheduler alone: feed polling, alerts and the nightly retrain (one leader per deployment)."""
     from jobs.scheduler import run_worker
 
-    c = _context(ctx)
+    c = migrated(ctx)
     _ensure_model(c)
     deps, poster = _deps(c), make_poster(c)
     watcher = deps.models.start_watcher(c.settings.model_reload_seconds)

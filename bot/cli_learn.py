@@ -17,21 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.cli_common import migrated
 from bot.context import Context
-from bot.errors import ConfigError, InputError
+from bot.errors import InputError
 from bot.storage import registry
 from bot.storage.db import session_scope
 
 labels_app = typer.Typer(help="Feedback labels: export and statistics.", no_args_is_help=True)
 console = Console()
-
-
-def _context(ctx: typer.Context) -> Context:
-    obj = ctx.find_root().obj
-    if not isinstance(obj, Context):
-        raise ConfigError("settings were not loaded")
-    obj.migrate()
-    return obj
 
 
 def _actor() -> str:
@@ -65,7 +58,7 @@ def retrain_cmd(
     from jobs.report import summary_lines
     from jobs.retrain import run_retrain
 
-    c = _context(ctx)
+    c = migrated(ctx)
     result = run_retrain(c, force=force, from_scratch=from_scratch, trigger="cli", poster=ops_poster(c),
                          actor=_actor())
     if as_json:
@@ -98,7 +91,7 @@ def labels_export(
         raise InputError(f"--format {fmt!r} is not supported; use jsonl")
     if split not in {"all", "train", "test"}:
         raise InputError(f"--split {split!r}: use all, train or test")
-    c = _context(ctx)
+    c = migrated(ctx)
     with c.sessions() as session:
         label_set = collect_labels(session=session, holdout=c.settings.feedback_holdout)
     if out is None:
@@ -114,7 +107,7 @@ def labels_stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json
     """Counts by kind, labels, exclusions, pending labels, and agreement between users (kappa)."""
     from jobs.labels import label_stats
 
-    c = _context(ctx)
+    c = migrated(ctx)
     with c.sessions() as session:
         stats = label_stats(session=session, holdout=c.settings.feedback_holdout)
     if as_json:
@@ -172,7 +165,7 @@ def models_show(
     """A version's metrics, data manifest, audit trail and its diff against the active model."""
     from jobs.gate import diff_rows
 
-    c = _context(ctx)
+    c = migrated(ctx)
     with c.sessions() as session:
         row = registry.get_version(session=session, version=version)
         active = registry.active_version(session=session)
@@ -215,7 +208,7 @@ def models_rollback(
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit log)."),
 ) -> None:
     """Re-activate the model that was active before the current one (audited)."""
-    c = _context(ctx)
+    c = migrated(ctx)
     with session_scope(c.sessions) as session:
         current = registry.active_version(session=session)
         back = registry.rollback(session=session, actor=_actor(), reason=reason)

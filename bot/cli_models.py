@@ -15,20 +15,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.cli_common import context
 from bot.context import Context
-from bot.errors import ConfigError, InputError, NotFound
+from bot.errors import InputError, NotFound
 from bot.storage import registry
 from bot.storage.db import session_scope
 
 models_app = typer.Typer(help="The model registry: list, show, promote, roll back.", no_args_is_help=True)
 console = Console(stderr=True)
-
-
-def _context(ctx: typer.Context) -> Context:
-    obj = ctx.find_root().obj
-    if not isinstance(obj, Context):
-        raise ConfigError("settings were not loaded")
-    return obj
 
 
 def actor() -> str:
@@ -75,7 +69,7 @@ def train_cmd(
     from bot.training import load_dev, load_sources, train_and_register
     from models.train import TrainConfig
 
-    c = _context(ctx)
+    c = context(ctx)
     if device not in {"auto", "cpu", "cuda"} and not device.startswith("cuda:"):
         raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
     config = TrainConfig(
@@ -102,7 +96,7 @@ def eval_cmd(
     from models.analyze import Analyzer
     from models.scoring import evaluate_examples
 
-    c = _context(ctx)
+    c = context(ctx)
     analyzer = Analyzer.load(resolve_model(c, model), device=c.settings.device)
     results: dict[str, Any] = {}
     for spec in test:
@@ -143,7 +137,7 @@ def analyze_cmd(
     from models.analyze import Analyzer
 
     texts = _texts(text, file)
-    c = _context(ctx)
+    c = context(ctx)
     analyzer = Analyzer.load(resolve_model(c, model), device=c.settings.device)
     for start in range(0, len(texts), 256):
         chunk = [check_text(t) for t in texts[start:start + 256]]
@@ -172,7 +166,7 @@ def _texts(text: str | None, file: Path | None) -> list[str]:
 @models_app.command("list")
 def models_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Registered model versions, newest first."""
-    c = _context(ctx)
+    c = context(ctx)
     c.migrate()
     with session_scope(c.sessions) as session:
         rows = [
@@ -208,7 +202,7 @@ def models_promote(
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit log)."),
 ) -> None:
     """Make VERSION the active model; serving processes swap it in without restart."""
-    c = _context(ctx)
+    c = context(ctx)
     c.migrate()
     with session_scope(c.sessions) as session:
         previous = registry.active_version(session=session)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from bot.cli_common import context
 from bot.log import get_logger
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ def register(app: typer.Typer) -> None:
 # --- plumbing ----------------------------------------------------------------------------------
 def prepare(ctx: typer.Context) -> tuple[Context, Deps]:
     """Settings checked, database migrated, a model active and loaded, hot reload on."""
-    from bot.cli import context
     from bot.deps import Deps
     from bot.model_holder import ModelHolder
 
@@ -133,8 +133,6 @@ def serve_cmd(
     port: int | None = typer.Option(None, "--port", help="Port (default BEACON_PORT, 3000)."),
 ) -> None:
     """HTTP mode alone (POST /slack/events, GET /healthz, GET /metrics), for scaled deployments."""
-    from bot.cli import context
-
     settings = context(ctx).settings
     settings.secret("slack_signing_secret")
     settings.secret("slack_bot_token")
@@ -147,8 +145,6 @@ def serve_cmd(
 
 def console_cmd(ctx: typer.Context) -> None:
     """A terminal chat with the bot's real listeners: no Slack workspace needed. Scriptable via stdin."""
-    from bot.cli import context
-
     settings = context(ctx).settings
     if settings.mode != "console":
         settings = settings.model_copy(update={"slack_app_token": None, "slack_signing_secret": None})

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import metrics
@@ -35,13 +34,7 @@ def create_escalation(
         prediction_id=prediction_id, score=score, status="pending",
         payload={"source_channel": source_channel, "ts": ts, "entities": entities},
     )
-    try:
-        with session.begin_nested():
-            session.add(alert)
-            session.flush()
-    except IntegrityError:
-        return None
-    return alert
+    return alert if crud.insert_or_skip(session=session, row=alert) else None
 
 
 def mark_posted(*, session: Session, alert_id: int, ts: str, permalink: str | None) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import metrics
@@ -113,13 +112,7 @@ def _insert_once(session: Session, alert: Alert) -> bool:
     ).first()
     if exists is not None:
         return False
-    try:
-        with session.begin_nested():
-            session.add(alert)
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    return crud.insert_or_skip(session=session, row=alert)
 
 
 # --- spike rule ------------------------------------------------------------------------------

@@ -19,6 +19,18 @@ VOTE_KINDS = {"confirm", "reject"}
 FEEDBACK_KINDS = VOTE_KINDS | {"correction"}
 
 
+def insert_or_skip(*, session: Session, row: Any) -> bool:
+    """Insert ``row``; False (and the caller's transaction still usable) when a unique
+    constraint says it already exists. The one savepoint-guarded insert every dedupe uses."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
 # --- documents and predictions -----------------------------------------------------------
 def add_document(
     *, session: Session, source: str, text: str, channel: str | None = None, external_id: str | None = None,
@@ -142,16 +154,9 @@ def count_user_feedback_since(*, session: Session, user_id: str, since: datetime
 
 # --- Slack events ----------------------------------------------------------------------------
 def claim_event(*, session: Session, event_id: str, event_type: str, retry_num: int = 0) -> bool:
-    """Record ``event_id``; False when it was already processed (a Slack retry).
-
-    Uses a savepoint so a duplicate leaves the caller's transaction usable."""
-    try:
-        with session.begin_nested():
-            session.add(SlackEvent(event_id=event_id, event_type=event_type, retry_num=retry_num))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    """Record ``event_id``; False when it was already processed (a Slack retry)."""
+    return insert_or_skip(session=session, row=SlackEvent(event_id=event_id, event_type=event_type,
+                                                         retry_num=retry_num))
 
 
 # --- named locks (leases) -----------------------------------------------------------------------
@@ -167,13 +172,7 @@ def try_acquire_lock(*, session: Session, name: str, holder: str, ttl: timedelta
     if getattr(renewed, "rowcount", 0):
         session.flush()
         return True
-    try:
-        with session.begin_nested():
-            session.add(Lock(name=name, holder=holder, acquired_at=now, expires_at=expires))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    return insert_or_skip(session=session, row=Lock(name=name, holder=holder, acquired_at=now, expires_at=expires))
 
 
 def release_lock(*, session: Session, name: str, holder: str) -> None:

@@ -11,7 +11,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError, NotFound
+from bot.errors import InputError, NotFound, StorageError
+from bot.storage.crud import insert_or_skip
 from bot.storage.tables import Feed, FeedItem, Watch
 
 _EXCHANGE = re.compile(r"^(?:nyse|nasdaq|amex|lse|tsx|otc|nyse\s*american)\s*:\s*", re.IGNORECASE)
@@ -36,14 +37,10 @@ def add_watch(*, session: Session, name: str, feed_id: int | None = None, create
     if existing is not None:
         return existing
     watch = Watch(name=name.strip(), normalized=key, feed_id=feed_id, created_by=created_by)
-    try:
-        with session.begin_nested():
-            session.add(watch)
-            session.flush()
-    except IntegrityError:
+    if not insert_or_skip(session=session, row=watch):
         found = session.scalars(select(Watch).where(Watch.normalized == key)).first()
         if found is None:
-            raise
+            raise StorageError(f"watch {name!r}: a concurrent change conflicted; try again")
         return found
     return watch
 
@@ -202,13 +199,7 @@ def add_item(
         feed_id=feed_id, guid_key=guid_key, story_key=story_key, link=link, title=title, summary=summary,
         published_at=published_at, document_id=document_id,
     )
-    try:
-        with session.begin_nested():
-            session.add(item)
-            session.flush()
-    except IntegrityError:
-        return None
-    return item
+    return item if insert_or_skip(session=session, row=item) else None
 
 
 def list_items(*, session: Session, feed_id: int, limit: int = 100) -> list[FeedItem]:
